@@ -77,7 +77,9 @@ def test_blank_rows_in_the_middle_keep_their_place():
 
 def test_a_post_id_stored_as_a_number_matches_its_text_id():
     existing = sheet(["account_name", "post_id"], ["a", 123456789012345.0])
-    result = merge_posts(existing, fresh({"account_name": "a", "post_id": "123456789012345"}), OWNED)
+    result = merge_posts(
+        existing, fresh({"account_name": "a", "post_id": "123456789012345"}), OWNED
+    )
     assert len(result.frame) == 1
     assert result.new_rows == 0
 
@@ -89,7 +91,7 @@ def test_merge_into_an_empty_sheet_writes_owned_columns_only():
 
 
 def test_hostile_texts_are_kept_exactly():
-    texts = ["=IMPORTXML(\"http://x\",\"//a\")", "NA", "null", "N/A", "TRUE", "0012", "1e5", ""]
+    texts = ['=IMPORTXML("http://x","//a")', "NA", "null", "N/A", "TRUE", "0012", "1e5", ""]
     records = [{"account_name": "a", "post_id": str(i), "text": t} for i, t in enumerate(texts)]
     result = merge_posts(pd.DataFrame(), fresh(*records), OWNED)
     assert result.frame["text"].tolist() == texts

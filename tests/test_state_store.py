@@ -62,9 +62,10 @@ def test_a_second_run_on_the_same_state_gives_up_with_a_clear_message(tmp_path):
     thread.start()
     holding.wait(5)
     try:
-        with pytest.raises(StateBusyError, match="another run is using"), StateStore(
-            path
-        ).locked(wait_s=0.3):
+        with (
+            pytest.raises(StateBusyError, match="another run is using"),
+            StateStore(path).locked(wait_s=0.3),
+        ):
             pass
     finally:
         release.set()
