@@ -211,7 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated account names to sync (default: all)",
     )
     cancel = commands.add_parser(
-        "cancel-pending", help="cancel queued runs of the workflow", formatter_class=formatter
+        "cancel-pending",
+        help="cancel queued runs of the workflow",
+        description=cancel_pending.DESCRIPTION,
+        epilog=cancel_pending.HELP_EPILOG,
+        formatter_class=formatter,
     )
     cancel_pending.add_arguments(cancel)
     demo = commands.add_parser("demo", help="try the tool offline on simulated accounts")
