@@ -62,8 +62,25 @@ class MergeResult:
 
     frame: pd.DataFrame
     new_rows: int
-    updated_rows: int
+    updated_rows: int  # existing rows whose owned cells change
     duplicates: list[tuple[str, str]]
+
+    @property
+    def changed(self) -> bool:
+        """True when writing the frame would change the sheet."""
+        return self.new_rows > 0 or self.updated_rows > 0
+
+
+def changed_rows(before: pd.DataFrame, after: pd.DataFrame, owned: list[str]) -> int:
+    """How many of the sheet's rows get a different value in an owned column."""
+    rows = len(before)
+
+    def as_text(frame: pd.DataFrame) -> pd.DataFrame:
+        # Compare as text so 5 and 5.0 or None and NaN are not counted as changes.
+        cells = frame.reindex(columns=owned).iloc[:rows].reset_index(drop=True)
+        return cells.map(lambda value: "" if pd.isna(value) else str(value).removesuffix(".0"))
+
+    return int((as_text(before) != as_text(after)).any(axis=1).sum())
 
 
 def merge_posts(existing: pd.DataFrame, fresh: pd.DataFrame, owned: list[str]) -> MergeResult:
@@ -99,9 +116,8 @@ def merge_posts(existing: pd.DataFrame, fresh: pd.DataFrame, owned: list[str]) -
     # An outer merge sorts by key: put existing rows back in sheet order, new ones last.
     merged = merged.sort_values([_ROW, _FRESH_ORDER], kind="stable", na_position="last")
     new_rows = int((merged["_merge"] == "right_only").sum())
-    updated_rows = int((merged["_merge"] == "both").sum())
 
     sheet_columns = [column for column in existing.columns if column != _ROW]
     added_columns = [column for column in owned if column not in sheet_columns]
     frame = merged.reindex(columns=sheet_columns + added_columns).reset_index(drop=True)
-    return MergeResult(frame, new_rows, updated_rows, duplicates)
+    return MergeResult(frame, new_rows, changed_rows(existing, frame, owned), duplicates)

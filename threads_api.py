@@ -155,7 +155,7 @@ class ThreadsClient:
             self.control.check()
             with self._calls_lock:
                 self._calls += 1
-            log.debug("GET %s", url, extra=context(action="request", **where))
+            log.debug("GET %s", url, extra=context(**{"action": "request", **where}))
             try:
                 response = self.session.get(url, params=params)
             except requests.RequestException as error:

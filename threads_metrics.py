@@ -21,6 +21,7 @@ from run_stats import Heartbeat, RunStats
 from sink import Sink, SinkError
 from state_store import DROPPED_FIELD_MEMORY_S, StateBusyError, StateStore
 from threads_api import ThreadsClient
+from token_health import Health, TokenKeeper
 
 log = logging.getLogger("threads_metrics")
 
@@ -36,6 +37,7 @@ class RunOutcome:
     failed_accounts: list[str]
     merge: MergeResult | None = None
     error: str | None = None
+    health: Health | None = None
 
 
 def open_sink(config: Config) -> Sink:
@@ -84,11 +86,10 @@ def sync(
 ) -> RunOutcome:
     """The steps of one run, in order; the lock on the state file is held by the caller."""
     state = store.load()
+    accounts_grid = sink.read_accounts()
     accounts = accounts_sheet.select_accounts(
-        accounts_sheet.parse_accounts(sink.read_accounts()), args.accounts
+        accounts_sheet.parse_accounts(accounts_grid), args.accounts
     )
-    sheet_before = sink.read_posts()
-
     session = build_session(config.request_timeout_s, pool_size=config.concurrency)
     client = ThreadsClient(
         config.threads_base_url,
@@ -97,6 +98,12 @@ def sync(
         config.concurrency,
         fields_to_request(config, state, time.time()),
     )
+    header = accounts_grid[0] if accounts_grid else []
+    keeper = TokenKeeper(sink, header, client, config.token_refresh_days, state)
+    if not args.dry_run:
+        keeper.refresh_due(accounts)
+
+    sheet_before = sink.read_posts()
     collector = Collector(client, state, sheet_before, config.metrics_ttl_s, stats, control)
     result = collector.run(accounts, config.concurrency)
     stats.threads_calls = client.calls
@@ -113,11 +120,12 @@ def sync(
     if args.dry_run:
         print_dry_run(merged, result.frame)
         return RunOutcome(failed, merged)
-    if not result.frame.empty:
+    if merged.changed:
         sink.write_posts(merged.frame, owned)
     # Marks advance only now, after the rows they stand for are in the sheet.
     store.save(state)
-    return RunOutcome(failed, merged)
+    health = keeper.record(accounts, result.outcomes)
+    return RunOutcome(failed, merged, health=health)
 
 
 def print_dry_run(merged: MergeResult, fresh: Any) -> None:
@@ -164,8 +172,13 @@ def run_command(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
     except (SinkError, StateBusyError, accounts_sheet.AccountsError) as error:
         outcome.error = str(error)
         log.error("%s", error, extra=context(action="run"))
+    except Exception as error:  # a bug: log it as one JSON line (redacted), exit 1
+        outcome.error = f"unexpected {type(error).__name__}"
+        log.exception("unexpected error; please report it", extra=context(action="run"))
     summary = summary_line(stats, control, sink)
     summary["failed_accounts"] = outcome.failed_accounts
+    if outcome.health:
+        summary.update(outcome.health.as_context())
     log.info("run finished", extra=context(action="run_finished", **summary))
     if config.report_url and outcome.merge is not None and not args.dry_run:
         send_report(config.report_url, summary)
@@ -181,7 +194,9 @@ def variables_help() -> str:
         lines.append(f"  {name:<28} {description}; default: {default or '(empty)'}")
     lines.append("")
     lines.append("exit codes: 0 done (also after a graceful stop at the deadline), 1 an account or")
-    lines.append("the sheet failed (the rest was saved), 2 configuration error, 128+N after signal N")
+    lines.append(
+        "the sheet failed (the rest was saved), 2 configuration error, 128+N after signal N"
+    )
     return "\n".join(lines)
 
 
