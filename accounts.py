@@ -88,5 +88,6 @@ def select_accounts(accounts: list[Account], wanted: list[str] | None) -> list[A
     by_name = {account.name: account for account in accounts}
     unknown = [name for name in wanted if name not in by_name]
     if unknown:
-        raise AccountsError(f"--accounts names accounts not in accounts_threads: {', '.join(unknown)}")
+        names = ", ".join(unknown)
+        raise AccountsError(f"--accounts names accounts not in accounts_threads: {names}")
     return [by_name[name] for name in wanted]

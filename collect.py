@@ -142,9 +142,8 @@ class Collector:
             message = "%s is throttled by Threads (%s); the next run continues"
         else:
             message = "fetching %s failed (%s)"
-        log.error(
-            message, account.name, error.describe(), extra=context(account=account.name, action=where)
-        )
+        where_ = context(account=account.name, action=where)
+        log.error(message, account.name, error.describe(), extra=where_)
 
     # -- the work of one task --
 
@@ -264,7 +263,9 @@ class Collector:
     def run(self, accounts: list[Account], workers: int) -> CollectResult:
         """Crawl every account; as each crawl ends, queue its insights on the same pool."""
         self.outcomes = {account.name: AccountOutcome() for account in accounts}
-        self.entries = {account.name: account_state(self.state, account.name) for account in accounts}
+        self.entries = {
+            account.name: account_state(self.state, account.name) for account in accounts
+        }
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="threads") as pool:
             pending: dict[Future[None], Account | None] = {
                 pool.submit(self.crawl, account): account for account in accounts
