@@ -67,6 +67,9 @@ def open_client(service_account_info: dict[str, Any], base_url: str = "") -> gsp
 
 def describe_error(error: Exception, client_email: str = "") -> str:
     """One line for a Sheets failure that says what to do."""
+    # gspread re-raises 403 and 404 of open_by_key as PermissionError / SpreadsheetNotFound.
+    if isinstance(error.__cause__, gspread.exceptions.APIError):
+        error = error.__cause__
     if isinstance(error, gspread.exceptions.APIError):
         status = error.response.status_code
         message = f"Google Sheets answered {status}: {error.error.get('message', '')}"

@@ -109,7 +109,7 @@ def estimated_row_bytes(frame: pd.DataFrame) -> pd.Series:
 
 
 def row_chunks(
-    frame: pd.DataFrame, limit_bytes: int = WRITE_CHUNK_BYTES
+    frame: pd.DataFrame, limit_bytes: int | None = None
 ) -> Iterator[tuple[int, pd.DataFrame]]:
     """Split a frame into row ranges of about limit_bytes; yields (1-based sheet row, chunk).
 
@@ -118,7 +118,7 @@ def row_chunks(
     if frame.empty:
         yield 1, frame
         return
-    chunk_numbers = estimated_row_bytes(frame).cumsum() // limit_bytes
+    chunk_numbers = estimated_row_bytes(frame).cumsum() // (limit_bytes or WRITE_CHUNK_BYTES)
     start = 0
     for _, chunk in frame.groupby(chunk_numbers.to_numpy(), sort=True):
         yield (1 if start == 0 else start + 2), chunk
