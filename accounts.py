@@ -42,6 +42,12 @@ def find_column(header: list[Any], name: str) -> int | None:
     return None
 
 
+def cell_text(row: list[Any], position: int) -> str:
+    """A cell as stripped text; a missing or empty cell is ""."""
+    value = row[position] if position < len(row) else None
+    return "" if value is None else str(value).strip()
+
+
 def parse_accounts(grid: list[list[Any]]) -> list[Account]:
     """Accounts from the sheet's rows; empty or repeated rows are skipped with a warning."""
     header = grid[0] if grid else []
@@ -54,8 +60,7 @@ def parse_accounts(grid: list[list[Any]]) -> list[Account]:
     accounts: dict[str, Account] = {}
     for row_number, row in enumerate(grid[1:], start=2):
         cells = {str(title): value for title, value in zip(header, row, strict=False)}
-        name = str(row[name_at]).strip() if name_at < len(row) else ""
-        token = str(row[token_at]).strip() if token_at < len(row) else ""
+        name, token = cell_text(row, name_at), cell_text(row, token_at)
         if token:
             register_secret(token)
         if not name and not token:

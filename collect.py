@@ -153,7 +153,9 @@ class Collector:
         try:
             if entry["newest_ts"]:
                 self._crawl_new(account, entry)
-            if not entry["crawl_done"]:
+            # With no newest post known (an account without posts yet) the short list is
+            # walked again, or a first post would never be seen.
+            if not entry["crawl_done"] or not entry["newest_ts"]:
                 self._crawl_backlog(account, entry)
         except ThreadsError as error:
             self._fail(account, error, "list_posts")

@@ -24,6 +24,8 @@ DEFAULT_POST_FIELDS = (
     "is_quote_post",
 )
 
+REQUIRED_POST_FIELDS = ("id", "timestamp", "media_type")
+
 # name: (default shown in --help and .env.example, one-line description)
 VARIABLES: dict[str, tuple[str, str]] = {
     "ID_GOOGLE_TABLE": ("(required)", "spreadsheet id from the sheet's URL"),
@@ -138,8 +140,10 @@ def read_post_fields(env: Mapping[str, str]) -> tuple[str, ...]:
     bad = [field for field in fields if not _FIELD_NAME.match(field)]
     if bad:
         raise ConfigError(f"THREADS_POST_FIELDS has invalid field names: {', '.join(bad)}")
-    # The id is the merge key: it is always asked for, whatever the list says.
-    return ("id", *dict.fromkeys(field for field in fields if field != "id"))
+    # The sync itself needs these: the id is the merge key, the timestamp drives the incremental
+    # listing, and the media type tells reposts (which have no insights) apart.
+    needed = [field for field in REQUIRED_POST_FIELDS if field not in fields]
+    return ("id", *dict.fromkeys(field for field in [*fields, *needed] if field != "id"))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -16,6 +15,12 @@ from typing import Any
 
 from logs import context
 
+try:
+    import fcntl
+except ImportError:  # Windows: the demo and local runs must still work
+    fcntl = None
+    import msvcrt
+
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
@@ -26,6 +31,18 @@ DROPPED_FIELD_MEMORY_S = 24 * 3600.0
 
 class StateBusyError(Exception):
     """Another run holds the state file."""
+
+
+def try_lock(lock_file: Any) -> bool:
+    """Take an exclusive, non-blocking lock on an open file; False when another holds it."""
+    try:
+        if fcntl is not None:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            msvcrt.locking(lock_file.fileno(), msvcrt.LK_NBLCK, 1)
+    except OSError:  # BlockingIOError on POSIX, PermissionError on Windows
+        return False
+    return True
 
 
 def empty_state() -> dict[str, Any]:
@@ -75,21 +92,15 @@ class StateStore:
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "a+") as lock_file:
             deadline = time.monotonic() + wait_s
-            while True:
-                try:
-                    fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise StateBusyError(
-                            f"another run is using {self.path} (waited {wait_s:.0f} s); "
-                            "let it finish or give this run its own THREADS_STATE_FILE"
-                        ) from None
-                    time.sleep(0.2)
-            try:
-                yield self
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+            while not try_lock(lock_file):
+                if time.monotonic() >= deadline:
+                    raise StateBusyError(
+                        f"another run is using {self.path} (waited {wait_s:.0f} s); "
+                        "let it finish or give this run its own THREADS_STATE_FILE"
+                    )
+                time.sleep(0.2)
+            # Closing the file releases the lock, also if the process dies.
+            yield self
 
     def load(self) -> dict[str, Any]:
         """Read the state; a missing file is empty, a corrupt one is moved aside."""

@@ -155,7 +155,10 @@ class ThreadsClient:
             self.control.check()
             with self._calls_lock:
                 self._calls += 1
-            log.debug("GET %s", url, extra=context(**{"action": "request", **where}))
+            if log.isEnabledFor(logging.DEBUG):
+                # The full URL, as sent; the log formatter replaces the token with ***.
+                full_url = requests.Request("GET", url, params=params).prepare().url
+                log.debug("GET %s", full_url, extra=context(**{**where, "action": "request"}))
             try:
                 response = self.session.get(url, params=params)
             except requests.RequestException as error:
@@ -189,8 +192,11 @@ class ThreadsClient:
     def _drop_field(self, field: str, account: str) -> bool:
         """Stop asking for a field the API rejected; False if it cannot be dropped."""
         with self._fields_lock:
-            if field == "id" or field not in self._fields:
+            if field == "id":
                 return False
+            if field not in self._fields:
+                # Another worker dropped it a moment ago: just ask again without it.
+                return field in self.dropped_fields
             self._fields.remove(field)
             self.dropped_fields.append(field)
         log.warning(

@@ -70,9 +70,9 @@ def test_service_account_without_private_key_is_rejected():
         load_config(env(GOOGLE_SERVICE_ACCOUNT_JSON=json.dumps({"client_email": "a@b"})))
 
 
-def test_post_fields_override_always_keeps_the_id_first():
+def test_post_fields_override_always_keeps_the_fields_the_sync_needs():
     config = load_config(env(THREADS_POST_FIELDS="text, permalink,id"))
-    assert config.post_fields == ("id", "text", "permalink")
+    assert config.post_fields == ("id", "text", "permalink", "timestamp", "media_type")
 
 
 def test_a_workbook_replaces_the_google_variables():
