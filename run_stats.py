@@ -21,6 +21,7 @@ COUNTERS = (
     "insights_fetched",
     "insights_skipped_fresh",
     "insights_failed",
+    "threads_calls",
 )
 
 
@@ -31,7 +32,6 @@ class RunStats:
         self._counts: Counter[str] = Counter({name: 0 for name in COUNTERS})
         self._lock = threading.Lock()
         self.started = time.monotonic()
-        self.threads_calls = 0  # set from the client at the end of the fetch
 
     def add(self, name: str, amount: int = 1) -> None:
         """Add to one counter."""

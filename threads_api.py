@@ -14,6 +14,7 @@ import requests
 
 from logs import context, redact
 from run_control import RunControl
+from run_stats import RunStats
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class ThreadsClient:
         concurrency: int,
         post_fields: tuple[str, ...],
         throttle_backoff_s: tuple[float, ...] = THROTTLE_BACKOFF_S,
+        stats: RunStats | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session
@@ -132,15 +134,13 @@ class ThreadsClient:
         self._slots = threading.BoundedSemaphore(concurrency)
         self._fields = list(post_fields)
         self._fields_lock = threading.Lock()
-        self._calls = 0
-        self._calls_lock = threading.Lock()
+        self.stats = stats or RunStats()
         self.dropped_fields: list[str] = []
 
     @property
     def calls(self) -> int:
         """How many requests were sent (retries inside urllib3 not counted)."""
-        with self._calls_lock:
-            return self._calls
+        return self.stats.snapshot()["threads_calls"]
 
     @property
     def post_fields(self) -> list[str]:
@@ -153,8 +153,7 @@ class ThreadsClient:
         with self._slots:
             # Checked after the slot is ours: a request queued at the deadline must not start.
             self.control.check()
-            with self._calls_lock:
-                self._calls += 1
+            self.stats.add("threads_calls")
             if log.isEnabledFor(logging.DEBUG):
                 # The full URL, as sent; the log formatter replaces the token with ***.
                 full_url = requests.Request("GET", url, params=params).prepare().url

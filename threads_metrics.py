@@ -97,6 +97,7 @@ def sync(
         control,
         config.concurrency,
         fields_to_request(config, state, time.time()),
+        stats=stats,
     )
     header = accounts_grid[0] if accounts_grid else []
     keeper = TokenKeeper(sink, header, client, config.token_refresh_days, state)
@@ -106,7 +107,6 @@ def sync(
     sheet_before = sink.read_posts()
     collector = Collector(client, state, sheet_before, config.metrics_ttl_s, stats, control)
     result = collector.run(accounts, config.concurrency)
-    stats.threads_calls = client.calls
     for name in client.dropped_fields:
         state["dropped_fields"][name] = time.time()
     failed = sorted(name for name, outcome in result.outcomes.items() if outcome.error)
@@ -141,7 +141,6 @@ def summary_line(stats: RunStats, control: RunControl, sink: Sink | None) -> dic
     """The counters of the last log line (and of the report to URL_GAS_RAZVERTIVANIA)."""
     return {
         **stats.snapshot(),
-        "threads_calls": stats.threads_calls,
         "sheets_requests": sink.requests_made if sink else 0,
         "duration_s": stats.duration_s(),
         "stopped_early": control.stopped_early,
