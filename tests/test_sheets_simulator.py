@@ -14,6 +14,7 @@ import requests
 import responses
 from gspread_dataframe import set_with_dataframe
 
+from local_stack import service_account_info
 from sheets_simulator import (
     DropConnection,
     SheetsWorld,
@@ -606,25 +607,6 @@ def test_concurrent_writes_are_all_applied(world: SheetsWorld) -> None:
 # ------------------------------------------------------------------ real server
 
 
-def _service_account_info(token_uri: str) -> dict[str, str]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return {
-        "type": "service_account",
-        "client_email": "bot@example.iam.gserviceaccount.com",
-        "private_key": pem,
-        "private_key_id": "k1",
-        "token_uri": token_uri,
-    }
-
-
 class _ToLoopback(requests.adapters.HTTPAdapter):
     """Send gspread's hard-coded https://sheets.googleapis.com requests to the simulator."""
 
@@ -644,7 +626,7 @@ def test_real_server_round_trip_over_loopback(world: SheetsWorld) -> None:
     world.require_auth = True
     with serve(world) as server:
         assert server.base_url.startswith("http://127.0.0.1:")
-        info = _service_account_info(f"{server.base_url}/token")
+        info = service_account_info(f"{server.base_url}/token")
         scopes = ["https://www.googleapis.com/auth/spreadsheets"]
         creds = service_account.Credentials.from_service_account_info(info, scopes=scopes)
         session = AuthorizedSession(creds)

@@ -16,20 +16,11 @@ import workbook_sink
 from accounts import parse_accounts
 from merge import merge_posts
 from sink import ACCOUNTS_SHEET, DATA_SHEET, CellUpdate, SinkError
+from threads_simulator import HOSTILE_TEXTS
 from workbook_sink import WorkbookSink
 
 HOSTILE = [
-    '=IMPORTXML("http://x","//a")',
-    "+7 999 123-45-67",
-    "-5%",
-    "@x",
-    "NA",
-    "null",
-    "N/A",
-    "TRUE",
-    "0012",
-    "1e5",
-    "'quoted",
+    *HOSTILE_TEXTS,
     "=",
     "  spaces at both ends  ",
     "Первая строка\n\nтретья\r\nконец\tтаб 👨‍👩‍👧",
