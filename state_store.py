@@ -105,12 +105,10 @@ class StateStore:
     def load(self) -> dict[str, Any]:
         """Read the state; a missing file is empty, a corrupt one is moved aside."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            state = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return empty_state()
-        try:
-            state = json.loads(text)
-        except ValueError:
+        except ValueError:  # not JSON, or not even UTF-8 (UnicodeDecodeError is a ValueError)
             state = None
         if not _is_valid(state):
             self._move_aside()

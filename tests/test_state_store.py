@@ -23,14 +23,17 @@ def test_saved_state_loads_back_and_leaves_no_temp_file(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["state.json"]
 
 
-@pytest.mark.parametrize("content", ["{not json", "[]", '{"version": 99, "accounts": {}}'])
+@pytest.mark.parametrize(
+    "content",
+    [b"{not json", b"[]", b'{"version": 99, "accounts": {}}', b"\xff\xfe\x00binary", b""],
+)
 def test_corrupt_state_is_moved_aside_and_the_run_starts_fresh(tmp_path, content):
     path = tmp_path / "state.json"
-    path.write_text(content)
+    path.write_bytes(content)
     assert StateStore(str(path)).load() == empty_state()
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("state.json.corrupt-")]
     assert len(aside) == 1
-    assert aside[0].read_text() == content
+    assert aside[0].read_bytes() == content
     assert not path.exists()
 
 
