@@ -32,19 +32,19 @@ import copy
 import json
 import random
 import re
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cache, lru_cache
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import zip_longest
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import sim_http
+from sim_http import DropConnection, SimResponse
 
 DEFAULT_CELL_LIMIT = 10_000_000
 DEFAULT_ROWS = 1000
@@ -134,10 +134,6 @@ class SheetsError(Exception):
         self.message = message
 
 
-class DropConnection(Exception):  # noqa: N818 - the name says what happens to the socket
-    """The simulated server closes the connection without answering."""
-
-
 class Cell(NamedTuple):
     """One non-empty cell; ``format`` is its userEnteredFormat (shared: never mutate it).
 
@@ -192,19 +188,6 @@ class Spreadsheet:
         if found is None:
             raise SheetsError(400, f"No grid with id: {sheet_id}")
         return found
-
-
-@dataclass(frozen=True)
-class SimResponse:
-    """An HTTP answer from the simulator."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        """The body decoded as JSON."""
-        return json.loads(self.body)
 
 
 @dataclass
@@ -1297,98 +1280,12 @@ def _value_range(grid: GridRange, query: Query) -> dict[str, Any]:
 # ---------------------------------------------------------------- ways in: HTTP server, responses
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    world: SheetsWorld
-
-    def __init__(self, address: tuple[str, int], world: SheetsWorld) -> None:
-        super().__init__(address, _Handler)
-        self.world = world
-        self.open_sockets: set[socket.socket] = set()
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        conn, address = super().get_request()
-        self.open_sockets.add(conn)
-        return conn, address
-
-    def shutdown_request(self, request: Any) -> None:
-        self.open_sockets.discard(request)
-        super().shutdown_request(request)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, every answer carries Content-Length
-    server: _Server
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        url = f"http://{self.headers.get('Host', 'localhost')}{self.path}"
-        try:
-            response = self.server.world.handle(self.command, url, dict(self.headers), body)
-        except DropConnection:
-            self.close_connection = True  # close the socket without a status line
-            return
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        self.wfile.write(response.body)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        """Stay quiet: tests read stats, not logs."""
-
-
-class SimServer:
-    """A running simulator HTTP server; ``base_url`` is http://127.0.0.1:PORT."""
-
-    def __init__(self, world: SheetsWorld, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.world = world
-        self._httpd = _Server((host, port), world)
-        bound_host, bound_port = self._httpd.server_address[:2]
-        self.base_url = f"http://{bound_host}:{bound_port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop accepting, close kept-alive connections and free the port."""
-        self._httpd.shutdown()
-        for conn in list(self._httpd.open_sockets):
-            with suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-
-@contextmanager
-def serve(world: SheetsWorld, host: str = "127.0.0.1", port: int = 0) -> Iterator[SimServer]:
-    """Run the simulator on a real socket for the duration of a with-block."""
-    server = SimServer(world, host, port)
-    try:
-        yield server
-    finally:
-        server.stop()
+serve = sim_http.serve
+SimServer = sim_http.SimServer
 
 
 def register_with_responses(
     rsps: Any, world: SheetsWorld, base_url: str = SHEETS_BASE_URL, token_url: str = TOKEN_URL
 ) -> None:
     """Route a ``responses.RequestsMock`` to the world; a scripted drop raises ConnectionError."""
-    import requests  # imported here so the simulator itself needs only the standard library
-
-    def callback(request: Any) -> tuple[int, dict[str, str], bytes]:
-        body = request.body or b""
-        body = body.encode() if isinstance(body, str) else body
-        try:
-            answer = world.handle(request.method, request.url, dict(request.headers), body)
-        except DropConnection as err:
-            raise requests.exceptions.ConnectionError(f"simulated drop: {err}") from None
-        return answer.status, answer.headers, answer.body
-
-    pattern = re.compile(re.escape(base_url.rstrip("/")) + r"/.*")
-    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-        rsps.add_callback(method, pattern, callback=callback, content_type=None)
-    rsps.add_callback("POST", token_url, callback=callback, content_type=None)
+    sim_http.register_with_responses(rsps, world, base_url, extra_urls=(("POST", token_url),))

@@ -28,17 +28,18 @@ import json
 import random
 import re
 import signal
-import socket
 import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+import sim_http
+from sim_http import DropConnection, SimResponse
 
 API_VERSION = "v1.0"
 DEFAULT_BASE_URL = "https://graph.threads.net"
@@ -135,10 +136,6 @@ def shortcode_for(post_id: str) -> str:
     return "".join(reversed(chars)) or "A"
 
 
-class DropConnection(Exception):
-    """Raised by ``handle`` when the connection must be closed without any answer."""
-
-
 class ManualClock:
     """A settable clock for tests: ``world.clock = ManualClock(start)``; ``clock.advance(...)``."""
 
@@ -151,19 +148,6 @@ class ManualClock:
     def advance(self, **delta: float) -> None:
         """Move the clock forward by ``timedelta(**delta)``."""
         self.now += timedelta(**delta)
-
-
-@dataclass
-class SimResponse:
-    """One HTTP answer: status, headers and raw body bytes."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        """Decode the body as JSON."""
-        return json.loads(self.body)
 
 
 @dataclass
@@ -525,8 +509,10 @@ class ThreadsWorld:
             self.stats = SimStats(in_flight=in_flight)
 
     # ---- the HTTP core --------------------------------------------------------------------
-    def handle(self, method: str, url: str, headers: dict[str, str] | None = None) -> SimResponse:
-        """Answer one request (full URL with query); may raise DropConnection."""
+    def handle(
+        self, method: str, url: str, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> SimResponse:
+        """Answer one request (full URL with query; a body is ignored); may raise DropConnection."""
         request = self._parse(method, url, headers or {})
         kind = request.kind
         with self.lock:
@@ -960,145 +946,18 @@ def make_world(
     return world
 
 
-# ---- front ends: real HTTP server and responses adapter ---------------------------------------
-class _Server(ThreadingHTTPServer):
-    """Threaded HTTP server that tracks its connections and stays quiet when clients hang up."""
-
-    daemon_threads = True  # never block shutdown on idle keep-alive connections
-    request_queue_size = 1024  # benchmarks open many connections at once
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], world: ThreadsWorld) -> None:
-        super().__init__(address, _Handler)
-        self.world = world
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Remember the connection, then serve it in its own thread."""
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        """Forget a finished connection."""
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Cut open (keep-alive) connections so a stopped server really stops answering."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Ignore disconnects; report anything else (a simulator bug) as usual."""
-        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Feeds every request to ``world.handle``; HTTP/1.1 keep-alive with Content-Length."""
-
-    protocol_version = "HTTP/1.1"
-    server_version = "ThreadsSimulator/1.0"
-    timeout = 60  # idle keep-alive connections end eventually
-    server: _Server
-
-    def do_GET(self) -> None:  # noqa: N802 (the name http.server requires)
-        """Answer GET (and, through aliases, other methods with "Unsupported ... request")."""
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)  # drain a body so the connection stays usable
-        host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
-        try:
-            url = f"http://{host}{self.path}"
-            answer = self.server.world.handle(self.command, url, dict(self.headers))
-        except DropConnection:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        try:
-            self.send_response(answer.status)
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer.body)))
-            self.end_headers()
-            self.wfile.write(answer.body)
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True  # the client went away mid-answer
-
-    do_POST = do_PUT = do_DELETE = do_GET
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Silence per-request logging."""
-
-
-class SimServer:
-    """A running simulator server: ``base_url``, ``world``, ``stop()``; also a context manager."""
-
-    def __init__(self, world: ThreadsWorld, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.world = world
-        self._httpd = _Server((host, port), world)
-        bound_host, bound_port = self._httpd.server_address[:2]
-        self.base_url = f"http://{bound_host}:{bound_port}"
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},  # shutdown() returns within 50 ms
-            name="threads-simulator",
-            daemon=True,
-        )
-        self._thread.start()
-        self._stopped = False
-
-    def stop(self) -> None:
-        """Stop serving, close the listening socket and open connections (idempotent)."""
-        if not self._stopped:
-            self._stopped = True
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd.close_connections()
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> SimServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-@contextlib.contextmanager
-def serve(world: ThreadsWorld, host: str = "127.0.0.1", port: int = 0) -> Iterator[SimServer]:
-    """Run ``world`` behind a real HTTP server in a background thread for the ``with`` block."""
-    server = SimServer(world, host, port)
-    try:
-        yield server
-    finally:
-        server.stop()
+# ---- front ends: the shared real HTTP server and responses adapter ---------------------------
+serve = sim_http.serve
+SimServer = sim_http.SimServer
 
 
 def register_with_responses(
     rsps: Any, world: ThreadsWorld, base_url: str = DEFAULT_BASE_URL
 ) -> None:
     """Route every GET under ``base_url`` in a ``responses.RequestsMock`` to ``world.handle``."""
-    from requests.exceptions import ConnectionError as RequestsConnectionError  # lazy: stdlib core
-
-    def callback(request: Any) -> Any:
-        try:
-            answer = world.handle(request.method, request.url, dict(request.headers))
-        except DropConnection:
-            return RequestsConnectionError("Connection aborted: simulated drop")
-        return answer.status, answer.headers, answer.body
-
-    pattern = re.compile(re.escape(base_url.rstrip("/")) + r"/.*")
-    rsps.add_callback("GET", pattern, callback=callback, content_type=None)
+    sim_http.register_with_responses(rsps, world, base_url, methods=("GET",))
 
 
-# ---- command line -----------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Run a simulator server in the foreground until Ctrl+C."""
     parser = argparse.ArgumentParser(description="Threads Graph API simulator")
