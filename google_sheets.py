@@ -83,6 +83,26 @@ def describe_error(error: Exception, client_email: str = "") -> str:
     return redact(f"Google refused the service account key: {error}")
 
 
+class GrownWorksheet:
+    """A worksheet whose resize() sends nothing when the grid is big enough already.
+
+    gspread-dataframe asks for a resize before every write; the grid is grown once, up front
+    (_ensure_grid), so those requests would only spend the per-minute write quota.
+    """
+
+    def __init__(self, worksheet: gspread.Worksheet) -> None:
+        self._worksheet = worksheet
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._worksheet, name)
+
+    def resize(self, rows: int | None = None, cols: int | None = None) -> Any:
+        """Grow the grid only when it is smaller than asked."""
+        if (rows or 0) <= self._worksheet.row_count and (cols or 0) <= self._worksheet.col_count:
+            return None
+        return self._worksheet.resize(rows, cols)
+
+
 class GoogleSheetsSink:
     """Reads and writes one spreadsheet through gspread; counts every request it sends."""
 
@@ -166,22 +186,24 @@ class GoogleSheetsSink:
         with self._errors("cannot resize the data sheet"):
             worksheet.resize(rows, columns)
 
-    def write_posts(self, frame: pd.DataFrame, owned: list[str]) -> None:
-        """Write the owned columns (header included) in ~2 MB chunks, then format the sheet."""
+    def write_posts(self, frame: pd.DataFrame, owned: list[str], first_row: int = 0) -> None:
+        """Write the owned columns of the rows from first_row on (with the header when it is
+        row 0) in ~2 MB chunks, then format the sheet."""
         worksheet = self._data_worksheet()
         self._ensure_grid(worksheet, len(frame) + 1, len(frame.columns))
+        grown = GrownWorksheet(worksheet)
         with self._errors(f"cannot write sheet {DATA_SHEET!r}"):
             for first_column, columns in column_blocks(frame, owned):
-                for first_row, chunk in row_chunks(frame[columns]):
+                for sheet_row, chunk in row_chunks(frame[columns], first_row):
                     # string_escaping="full" prefixes every text with ', so Sheets keeps it
                     # as text: ids keep all digits, "=..." never becomes a formula, "NA",
                     # "TRUE" and "0012" stay as posted. Numbers are sent as numbers.
                     set_with_dataframe(
-                        worksheet,
+                        grown,
                         chunk,
-                        row=first_row,
+                        row=sheet_row,
                         col=first_column,
-                        include_column_header=first_row == 1,
+                        include_column_header=sheet_row == 1,
                         string_escaping="full",
                     )
             sheet_format.format_data_sheet(

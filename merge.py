@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from logs import context
 from threads_api import INSIGHT_METRICS
-
-log = logging.getLogger(__name__)
 
 KEY_COLUMNS = ["account_name", "post_id"]
 UPDATED_AT = "updated_at"
@@ -64,23 +61,42 @@ class MergeResult:
     new_rows: int
     updated_rows: int  # existing rows whose owned cells change
     duplicates: list[tuple[str, str]]
+    first_changed_row: int | None  # 0-based frame row where the write can start; None: no change
 
     @property
     def changed(self) -> bool:
         """True when writing the frame would change the sheet."""
-        return self.new_rows > 0 or self.updated_rows > 0
+        return self.first_changed_row is not None
 
 
-def changed_rows(before: pd.DataFrame, after: pd.DataFrame, owned: list[str]) -> int:
-    """How many of the sheet's rows get a different value in an owned column."""
-    rows = len(before)
+def as_text(cells: pd.DataFrame) -> pd.DataFrame:
+    """Cells as comparable text, so 5 and 5.0 or None and NaN are not told apart."""
+    return cells.map(lambda value: "" if pd.isna(value) else str(value).removesuffix(".0"))
 
-    def as_text(frame: pd.DataFrame) -> pd.DataFrame:
-        # Compare as text so 5 and 5.0 or None and NaN are not counted as changes.
-        cells = frame.reindex(columns=owned).iloc[:rows].reset_index(drop=True)
-        return cells.map(lambda value: "" if pd.isna(value) else str(value).removesuffix(".0"))
 
-    return int((as_text(before) != as_text(after)).any(axis=1).sum())
+def changed_rows(
+    before: pd.DataFrame, after: pd.DataFrame, owned: list[str], matched: np.ndarray
+) -> np.ndarray:
+    """Which of the sheet's rows get a different value in an owned column.
+
+    Only rows that matched a fresh post can change, so only those are compared.
+    """
+    changed = np.zeros(len(before), dtype=bool)
+    positions = np.flatnonzero(matched)
+    if len(positions):
+        old = as_text(before.reindex(columns=owned).iloc[positions].reset_index(drop=True))
+        new = as_text(after.reindex(columns=owned).iloc[positions].reset_index(drop=True))
+        changed[positions] = (old != new).any(axis=1).to_numpy()
+    return changed
+
+
+def first_row_to_write(changed: np.ndarray, new_rows: int, added_columns: list[str]) -> int | None:
+    """The first frame row the write must cover: everything above it is already in the sheet."""
+    if added_columns and (new_rows or len(changed)):
+        return 0  # a new column needs its header and every row
+    if changed.any():
+        return int(np.flatnonzero(changed)[0])
+    return len(changed) if new_rows else None
 
 
 def merge_posts(existing: pd.DataFrame, fresh: pd.DataFrame, owned: list[str]) -> MergeResult:
@@ -96,14 +112,6 @@ def merge_posts(existing: pd.DataFrame, fresh: pd.DataFrame, owned: list[str]) -
         fresh = fresh.sort_values("timestamp", kind="stable", na_position="first")
     fresh[_FRESH_ORDER] = range(len(fresh))
 
-    duplicates = duplicate_keys(existing)
-    if duplicates:
-        log.warning(
-            "%d post keys stand on more than one row; all are updated, none is added again",
-            len(duplicates),
-            extra=context(action="duplicates", examples=[list(key) for key in duplicates[:5]]),
-        )
-
     merged = existing.merge(
         fresh, on=KEY_COLUMNS, how="outer", suffixes=("", _FRESH_SUFFIX), indicator=True
     )
@@ -116,8 +124,11 @@ def merge_posts(existing: pd.DataFrame, fresh: pd.DataFrame, owned: list[str]) -
     # An outer merge sorts by key: put existing rows back in sheet order, new ones last.
     merged = merged.sort_values([_ROW, _FRESH_ORDER], kind="stable", na_position="last")
     new_rows = int((merged["_merge"] == "right_only").sum())
+    matched = (merged["_merge"] == "both").to_numpy()[: len(existing)]
 
     sheet_columns = [column for column in existing.columns if column != _ROW]
     added_columns = [column for column in owned if column not in sheet_columns]
     frame = merged.reindex(columns=sheet_columns + added_columns).reset_index(drop=True)
-    return MergeResult(frame, new_rows, changed_rows(existing, frame, owned), duplicates)
+    changed = changed_rows(existing, frame, owned, matched)
+    first_row = first_row_to_write(changed, new_rows, added_columns)
+    return MergeResult(frame, new_rows, int(changed.sum()), duplicate_keys(existing), first_row)

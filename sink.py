@@ -42,8 +42,8 @@ class Sink(Protocol):
         """The data sheet in sheet order (blank rows kept), header names as columns."""
         ...
 
-    def write_posts(self, frame: pd.DataFrame, owned: list[str]) -> None:
-        """Write only the owned columns of the frame at their positions, then format."""
+    def write_posts(self, frame: pd.DataFrame, owned: list[str], first_row: int = 0) -> None:
+        """Write the owned columns of the frame's rows from first_row on, then format."""
         ...
 
     def write_account_cells(self, updates: list[CellUpdate]) -> None:
@@ -109,17 +109,17 @@ def estimated_row_bytes(frame: pd.DataFrame) -> pd.Series:
 
 
 def row_chunks(
-    frame: pd.DataFrame, limit_bytes: int | None = None
+    frame: pd.DataFrame, first_row: int = 0, limit_bytes: int | None = None
 ) -> Iterator[tuple[int, pd.DataFrame]]:
-    """Split a frame into row ranges of about limit_bytes; yields (1-based sheet row, chunk).
-
-    The first chunk starts at row 1 (the header); the next ones at their first data row.
-    """
-    if frame.empty:
-        yield 1, frame
+    """Split the frame's rows from first_row on into ranges of about limit_bytes; yields
+    (1-based sheet row, chunk). A chunk starting at the first data row starts at row 1, the
+    header; the others at their own first row."""
+    rows = frame.iloc[first_row:]
+    if rows.empty:
+        yield 1, rows
         return
-    chunk_numbers = estimated_row_bytes(frame).cumsum() // (limit_bytes or WRITE_CHUNK_BYTES)
-    start = 0
-    for _, chunk in frame.groupby(chunk_numbers.to_numpy(), sort=True):
+    chunk_numbers = estimated_row_bytes(rows).cumsum() // (limit_bytes or WRITE_CHUNK_BYTES)
+    start = first_row
+    for _, chunk in rows.groupby(chunk_numbers.to_numpy(), sort=True):
         yield (1 if start == 0 else start + 2), chunk
         start += len(chunk)

@@ -112,20 +112,32 @@ def sync(
     failed = sorted(name for name, outcome in result.outcomes.items() if outcome.error)
 
     owned = owned_columns(client.post_fields)
-    # Read again just before writing: analysts may have moved rows during a long fetch.
-    sheet_now = sink.read_posts() if not result.frame.empty else sheet_before
-    merged = merge_posts(sheet_now, result.frame, owned)
+    merged = merge_posts(sheet_before, result.frame, owned)
+    if merged.changed and not args.dry_run:
+        # Read again just before writing: analysts may have moved rows during a long fetch.
+        merged = merge_posts(sink.read_posts(), result.frame, owned)
+    warn_about_duplicates(merged)
     stats.add("posts_new", merged.new_rows)
     stats.add("posts_updated", merged.updated_rows)
     if args.dry_run:
         print_dry_run(merged, result.frame)
         return RunOutcome(failed, merged)
     if merged.changed:
-        sink.write_posts(merged.frame, owned)
+        sink.write_posts(merged.frame, owned, merged.first_changed_row or 0)
     # Marks advance only now, after the rows they stand for are in the sheet.
     store.save(state)
     health = keeper.record(accounts, result.outcomes)
     return RunOutcome(failed, merged, health=health)
+
+
+def warn_about_duplicates(merged: MergeResult) -> None:
+    """Say once per run that the sheet holds some posts on more than one row."""
+    if merged.duplicates:
+        log.warning(
+            "%d post keys stand on more than one row; all are updated, none is added again",
+            len(merged.duplicates),
+            extra=context(action="duplicates", examples=[list(k) for k in merged.duplicates[:5]]),
+        )
 
 
 def print_dry_run(merged: MergeResult, fresh: Any) -> None:

@@ -231,8 +231,8 @@ class WorkbookSink:
             return grid_to_frame([])
         return grid_to_frame(sheet_grid(workbook[DATA_SHEET]))
 
-    def write_posts(self, frame: pd.DataFrame, owned: list[str]) -> None:
-        """Write the owned columns (header included) at their positions, format, then save."""
+    def write_posts(self, frame: pd.DataFrame, owned: list[str], first_row: int = 0) -> None:
+        """Write the owned columns' header and rows from first_row on, format, then save."""
         with self._changing() as workbook:
             if DATA_SHEET in workbook.sheetnames:
                 worksheet = workbook[DATA_SHEET]
@@ -241,7 +241,8 @@ class WorkbookSink:
             for first_column, names in column_blocks(frame, owned):
                 for column, name in enumerate(names, start=first_column):
                     put(worksheet.cell(1, column), name)
-                    for row, value in enumerate(frame[name].tolist(), start=2):
+                    values = frame[name].iloc[first_row:].tolist()
+                    for row, value in enumerate(values, start=first_row + 2):
                         put(worksheet.cell(row, column), value)
             format_data_sheet(worksheet, len(frame) + 1, len(frame.columns))
         log.debug("wrote %d rows to %s", len(frame), self.path)

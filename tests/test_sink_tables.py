@@ -32,6 +32,8 @@ def test_column_blocks_skip_analyst_columns_between_owned_ones():
 def test_row_chunks_split_large_writes_and_start_after_the_header():
     frame = pd.DataFrame({"text": ["x" * 1000] * 50})
     chunks = list(row_chunks(frame, limit_bytes=10_000))
+    later = list(row_chunks(frame, first_row=40, limit_bytes=10_000))
+    assert later[0][0] == 42 and sum(len(chunk) for _, chunk in later) == 10
     assert sum(len(chunk) for _, chunk in chunks) == 50
     assert chunks[0][0] == 1
     starts = [start for start, _ in chunks[1:]]
@@ -41,6 +43,6 @@ def test_row_chunks_split_large_writes_and_start_after_the_header():
 
 
 def test_row_chunks_count_non_ascii_as_json_escapes():
-    ascii_rows = len(list(row_chunks(pd.DataFrame({"t": ["a" * 100] * 100}), 5_000)))
-    cyrillic_rows = len(list(row_chunks(pd.DataFrame({"t": ["я" * 100] * 100}), 5_000)))
+    ascii_rows = len(list(row_chunks(pd.DataFrame({"t": ["a" * 100] * 100}), limit_bytes=5_000)))
+    cyrillic_rows = len(list(row_chunks(pd.DataFrame({"t": ["я" * 100] * 100}), limit_bytes=5_000)))
     assert cyrillic_rows > ascii_rows

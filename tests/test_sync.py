@@ -241,10 +241,10 @@ def test_no_token_in_logs_state_file_or_data_sheet(stack, world, capsys):
 
 
 def test_deadline_stops_the_crawl_and_the_next_run_resumes_it(world, tmp_path, capsys):
-    big = sim.make_world(accounts=1, posts_per_account=600)
-    big.faults.latency_s = 0.02
+    big = sim.make_world(accounts=1, posts_per_account=2000)
+    big.faults.latency_s = 0.1  # 20 list pages one after another: about 2 s
     with local_stack(big, tmp_path) as stack:
-        code, lines = sync(stack, capsys, THREADS_RUN_TIMEOUT_MIN="0.005", THREADS_CONCURRENCY="2")
+        code, lines = sync(stack, capsys, THREADS_RUN_TIMEOUT_MIN="0.02", THREADS_CONCURRENCY="2")
         assert code == 0 and finished(lines)["stopped_early"] is True
         state = json.loads(stack.state_file.read_text())
         first_pass = len(rows_by_key(stack))
@@ -254,10 +254,11 @@ def test_deadline_stops_the_crawl_and_the_next_run_resumes_it(world, tmp_path, c
         assert code == 0 and finished(lines)["stopped_early"] is False
         account = next(iter(state["accounts"].values()))
         assert account["crawl_done"] is False and account["crawl_after"]
-        assert 0 < first_pass < 600
-        assert len(rows_by_key(stack)) == 600
-        # Resumed at the cursor: the second run listed the rest, not all 600 again.
-        assert big.stats.by_kind["list"] <= 7 - first_pass // 100 + 1
+        assert 0 < first_pass < 2000
+        assert len(rows_by_key(stack)) == 2000
+        # Resumed at the cursor: the second run listed the rest (and the newest page once
+        # more, for posts published since), not all 20 pages again.
+        assert big.stats.by_kind["list"] <= 20 - first_pass // 100 + 2
 
 
 class _Collector(BaseHTTPRequestHandler):
