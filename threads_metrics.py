@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 import accounts as accounts_sheet
 from collect import Collector, utc_iso
 from config import VARIABLES, Config, ConfigError, load_config
@@ -140,7 +142,7 @@ def warn_about_duplicates(merged: MergeResult) -> None:
         )
 
 
-def print_dry_run(merged: MergeResult, fresh: Any) -> None:
+def print_dry_run(merged: MergeResult, fresh: pd.DataFrame) -> None:
     """Human output of --dry-run: what a real run would change."""
     print(f"dry run: {merged.new_rows} new rows, {merged.updated_rows} rows updated")
     if not fresh.empty:
