@@ -103,6 +103,25 @@ class GrownWorksheet:
         return self._worksheet.resize(rows, cols)
 
 
+def write_block(
+    worksheet: GrownWorksheet, block: pd.DataFrame, row: int, column: int, header: bool
+) -> None:
+    """One values.update of a block of cells through gspread-dataframe.
+
+    string_escaping="full" prefixes every text with ', so Sheets keeps it as text: ids keep
+    all digits, "=..." never becomes a formula, "NA", "TRUE" and "0012" stay as posted.
+    Numbers are sent as numbers, missing values as empty cells.
+    """
+    set_with_dataframe(
+        worksheet,
+        block,
+        row=row,
+        col=column,
+        include_column_header=header,
+        string_escaping="full",
+    )
+
+
 class GoogleSheetsSink:
     """Reads and writes one spreadsheet through gspread; counts every request it sends."""
 
@@ -186,28 +205,40 @@ class GoogleSheetsSink:
         with self._errors("cannot resize the data sheet"):
             worksheet.resize(rows, columns)
 
-    def write_posts(self, frame: pd.DataFrame, owned: list[str], first_row: int = 0) -> None:
-        """Write the owned columns of the rows from first_row on (with the header when it is
-        row 0) in ~2 MB chunks, then format the sheet."""
+    def write_posts(
+        self,
+        frame: pd.DataFrame,
+        owned: list[str],
+        rows: list[tuple[int, int]] | None = None,
+        header: bool = True,
+    ) -> None:
+        """Write the owned columns of the row ranges (all rows by default), and their header
+        when asked, in ~2 MB chunks; then format the sheet."""
         worksheet = self._data_worksheet()
         self._ensure_grid(worksheet, len(frame) + 1, len(frame.columns))
         grown = GrownWorksheet(worksheet)
+        ranges = [(0, len(frame))] if rows is None else rows
         with self._errors(f"cannot write sheet {DATA_SHEET!r}"):
             for first_column, columns in column_blocks(frame, owned):
-                for sheet_row, chunk in row_chunks(frame[columns], first_row):
-                    # string_escaping="full" prefixes every text with ', so Sheets keeps it
-                    # as text: ids keep all digits, "=..." never becomes a formula, "NA",
-                    # "TRUE" and "0012" stay as posted. Numbers are sent as numbers.
-                    set_with_dataframe(
-                        grown,
-                        chunk,
-                        row=sheet_row,
-                        col=first_column,
-                        include_column_header=sheet_row == 1,
-                        string_escaping="full",
-                    )
+                header_due = header
+                for start, end in ranges:
+                    for sheet_row, chunk in row_chunks(frame[columns].iloc[start:end], start + 2):
+                        # The header rides with a chunk that starts right under it.
+                        with_header = header_due and sheet_row == 2
+                        write_block(
+                            grown, chunk, sheet_row - with_header, first_column, with_header
+                        )
+                        header_due = header_due and not with_header
+                if header_due:
+                    write_block(grown, frame[columns].iloc[0:0], 1, first_column, True)
+        self.format_posts(frame)
+
+    def format_posts(self, frame: pd.DataFrame) -> None:
+        """Wrapping off on the data range and every row 21 px, in one batchUpdate."""
+        worksheet = self._data_worksheet()
+        with self._errors(f"cannot format sheet {DATA_SHEET!r}"):
             sheet_format.format_data_sheet(
-                self._spreadsheet,
+                self._open(),
                 worksheet.id,
                 data_rows=len(frame) + 1,
                 data_columns=len(frame.columns),

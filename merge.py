@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,12 +62,13 @@ class MergeResult:
     new_rows: int
     updated_rows: int  # existing rows whose owned cells change
     duplicates: list[tuple[str, str]]
-    first_changed_row: int | None  # 0-based frame row where the write can start; None: no change
+    write_ranges: list[tuple[int, int]]  # frame rows [start, end) the write must cover
+    header_changed: bool  # an owned column is new: its header cell must be written
 
     @property
     def changed(self) -> bool:
-        """True when writing the frame would change the sheet."""
-        return self.first_changed_row is not None
+        """True when writing would change the sheet."""
+        return bool(self.write_ranges) or self.header_changed
 
 
 def as_text(cells: pd.DataFrame) -> pd.DataFrame:
@@ -90,13 +92,23 @@ def changed_rows(
     return changed
 
 
-def first_row_to_write(changed: np.ndarray, new_rows: int, added_columns: list[str]) -> int | None:
-    """The first frame row the write must cover: everything above it is already in the sheet."""
-    if added_columns and (new_rows or len(changed)):
-        return 0  # a new column needs its header and every row
-    if changed.any():
-        return int(np.flatnonzero(changed)[0])
-    return len(changed) if new_rows else None
+def rows_to_write(keyed: np.ndarray, dirty: np.ndarray) -> list[tuple[int, int]]:
+    """Row ranges [start, end) to write: in each run of rows that hold a post, from its first
+    new or changed row to its end.
+
+    Rows without a post key (blank rows, an analyst's totals row) end a run and are never
+    written, so formulas and dates typed there survive; keyed rows between changed ones are
+    rewritten with the values just read, which keeps one request per range.
+    """
+    ranges: list[tuple[int, int]] = []
+    position = 0
+    for is_keyed, run in itertools.groupby(keyed):
+        length = len(list(run))
+        if is_keyed and dirty[position : position + length].any():
+            first = position + int(np.argmax(dirty[position : position + length]))
+            ranges.append((first, position + length))
+        position += length
+    return ranges
 
 
 def merge_posts(existing: pd.DataFrame, fresh: pd.DataFrame, owned: list[str]) -> MergeResult:
@@ -130,5 +142,13 @@ def merge_posts(existing: pd.DataFrame, fresh: pd.DataFrame, owned: list[str]) -
     added_columns = [column for column in owned if column not in sheet_columns]
     frame = merged.reindex(columns=sheet_columns + added_columns).reset_index(drop=True)
     changed = changed_rows(existing, frame, owned, matched)
-    first_row = first_row_to_write(changed, new_rows, added_columns)
-    return MergeResult(frame, new_rows, int(changed.sum()), duplicate_keys(existing), first_row)
+    dirty = np.concatenate([changed, np.ones(new_rows, dtype=bool)])
+    keyed = frame[KEY_COLUMNS].notna().all(axis=1).to_numpy()
+    return MergeResult(
+        frame,
+        new_rows,
+        int(changed.sum()),
+        duplicate_keys(existing),
+        rows_to_write(keyed, dirty),
+        header_changed=bool(added_columns) and not frame.empty,
+    )

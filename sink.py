@@ -42,8 +42,19 @@ class Sink(Protocol):
         """The data sheet in sheet order (blank rows kept), header names as columns."""
         ...
 
-    def write_posts(self, frame: pd.DataFrame, owned: list[str], first_row: int = 0) -> None:
-        """Write the owned columns of the frame's rows from first_row on, then format."""
+    def write_posts(
+        self,
+        frame: pd.DataFrame,
+        owned: list[str],
+        rows: list[tuple[int, int]] | None = None,
+        header: bool = True,
+    ) -> None:
+        """Write the owned columns of the frame's row ranges [start, end) (all rows when None),
+        and their header when asked; then format the sheet."""
+        ...
+
+    def format_posts(self, frame: pd.DataFrame) -> None:
+        """Format the data sheet for the frame's size (wrapping off, rows 21 px)."""
         ...
 
     def write_account_cells(self, updates: list[CellUpdate]) -> None:
@@ -109,17 +120,14 @@ def estimated_row_bytes(frame: pd.DataFrame) -> pd.Series:
 
 
 def row_chunks(
-    frame: pd.DataFrame, first_row: int = 0, limit_bytes: int | None = None
+    frame: pd.DataFrame, first_sheet_row: int, limit_bytes: int | None = None
 ) -> Iterator[tuple[int, pd.DataFrame]]:
-    """Split the frame's rows from first_row on into ranges of about limit_bytes; yields
-    (1-based sheet row, chunk). A chunk starting at the first data row starts at row 1, the
-    header; the others at their own first row."""
-    rows = frame.iloc[first_row:]
-    if rows.empty:
-        yield 1, rows
+    """Split rows that start at first_sheet_row into chunks of about limit_bytes; yields
+    (1-based sheet row, chunk)."""
+    if frame.empty:
         return
-    chunk_numbers = estimated_row_bytes(rows).cumsum() // (limit_bytes or WRITE_CHUNK_BYTES)
-    start = first_row
-    for _, chunk in rows.groupby(chunk_numbers.to_numpy(), sort=True):
-        yield (1 if start == 0 else start + 2), chunk
-        start += len(chunk)
+    chunk_numbers = estimated_row_bytes(frame).cumsum() // (limit_bytes or WRITE_CHUNK_BYTES)
+    sheet_row = first_sheet_row
+    for _, chunk in frame.groupby(chunk_numbers.to_numpy(), sort=True):
+        yield sheet_row, chunk
+        sheet_row += len(chunk)

@@ -124,12 +124,25 @@ def sync(
     if args.dry_run:
         print_dry_run(merged, result.frame)
         return RunOutcome(failed, merged)
-    if merged.changed:
-        sink.write_posts(merged.frame, owned, merged.first_changed_row or 0)
+    write_and_format(sink, merged, owned, state)
     # Marks advance only now, after the rows they stand for are in the sheet.
     store.save(state)
     health = keeper.record(accounts, result.outcomes)
     return RunOutcome(failed, merged, health=health)
+
+
+def write_and_format(
+    sink: Sink, merged: MergeResult, owned: list[str], state: dict[str, Any]
+) -> None:
+    """Write what changed (write_posts formats after it); with nothing to write, format only
+    when the sheet's size differs from what was last formatted, e.g. after a run was killed
+    between writing its rows and formatting them."""
+    size = [len(merged.frame) + 1, len(merged.frame.columns)]
+    if merged.changed:
+        sink.write_posts(merged.frame, owned, merged.write_ranges, merged.header_changed)
+    elif state.get("formatted_size") != size:
+        sink.format_posts(merged.frame)
+    state["formatted_size"] = size
 
 
 def warn_about_duplicates(merged: MergeResult) -> None:

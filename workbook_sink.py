@@ -231,21 +231,40 @@ class WorkbookSink:
             return grid_to_frame([])
         return grid_to_frame(sheet_grid(workbook[DATA_SHEET]))
 
-    def write_posts(self, frame: pd.DataFrame, owned: list[str], first_row: int = 0) -> None:
-        """Write the owned columns' header and rows from first_row on, format, then save."""
+    def write_posts(
+        self,
+        frame: pd.DataFrame,
+        owned: list[str],
+        rows: list[tuple[int, int]] | None = None,
+        header: bool = True,
+    ) -> None:
+        """Write the owned columns of the row ranges (all rows by default), and their header
+        when asked; format, then save."""
+        ranges = [(0, len(frame))] if rows is None else rows
         with self._changing() as workbook:
-            if DATA_SHEET in workbook.sheetnames:
-                worksheet = workbook[DATA_SHEET]
-            else:
-                worksheet = workbook.create_sheet(DATA_SHEET)
+            worksheet = self._data_sheet(workbook)
             for first_column, names in column_blocks(frame, owned):
                 for column, name in enumerate(names, start=first_column):
-                    put(worksheet.cell(1, column), name)
-                    values = frame[name].iloc[first_row:].tolist()
-                    for row, value in enumerate(values, start=first_row + 2):
-                        put(worksheet.cell(row, column), value)
+                    if header:
+                        put(worksheet.cell(1, column), name)
+                    for start, end in ranges:
+                        values = frame[name].iloc[start:end].tolist()
+                        for row, value in enumerate(values, start=start + 2):
+                            put(worksheet.cell(row, column), value)
             format_data_sheet(worksheet, len(frame) + 1, len(frame.columns))
-        log.debug("wrote %d rows to %s", len(frame), self.path)
+        log.debug("wrote %d row ranges to %s", len(ranges), self.path)
+
+    def format_posts(self, frame: pd.DataFrame) -> None:
+        """Wrapping off and rows 15.75 pt (21 px) on the data sheet, then save."""
+        with self._changing() as workbook:
+            format_data_sheet(self._data_sheet(workbook), len(frame) + 1, len(frame.columns))
+
+    @staticmethod
+    def _data_sheet(workbook: Workbook) -> Worksheet:
+        """The data sheet, created when missing."""
+        if DATA_SHEET not in workbook.sheetnames:
+            return workbook.create_sheet(DATA_SHEET)
+        return workbook[DATA_SHEET]
 
     def write_account_cells(self, updates: list[CellUpdate]) -> None:
         """Write single cells of the accounts sheet as text, and nothing else."""

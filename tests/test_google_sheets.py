@@ -6,6 +6,8 @@ Run only the row-update tests with: pytest tests/test_google_sheets.py -k update
 
 from __future__ import annotations
 
+import re
+
 import gspread
 import pandas as pd
 import pytest
@@ -45,8 +47,18 @@ def write(sheets: GoogleSheetsSink, *records: dict) -> pd.DataFrame:
     """Merge records into what the sheet holds now and write it, as a run does."""
     fresh = pd.DataFrame.from_records(records).astype(object)
     merged = merge_posts(sheets.read_posts(), fresh, OWNED)
-    sheets.write_posts(merged.frame, OWNED)
+    sheets.write_posts(merged.frame, OWNED, merged.write_ranges, merged.header_changed)
     return merged.frame
+
+
+def written_rows(world) -> set[int]:
+    """Sheet rows covered by the values.update requests the simulator received."""
+    rows: set[int] = set()
+    for method, path, *_ in world.stats.log:
+        if method == "PUT":
+            first, last = re.findall(r"[A-Z]+(\d+)", path.split("!")[-1])
+            rows.update(range(int(first), int(last) + 1))
+    return rows
 
 
 def data_cell(world, ref: str):
@@ -132,6 +144,37 @@ def test_update_rows_keep_blank_middle_rows_in_place(world, sheets):
     assert values[2] == []
     assert values[3][:3] == ["a", "2", "n2"]
     assert len(values) == 4
+
+
+def test_update_rows_never_touch_rows_without_a_post_such_as_a_totals_row(world, sheets):
+    world.add_sheet(SHEET_ID, DATA_SHEET)
+    world.set_values(
+        SHEET_ID,
+        DATA_SHEET,
+        [
+            ["account_name", "post_id", "likes", "note"],
+            ["a", "1", 5, ""],
+            ["", "", "=SUM(C2:C2)", "totals"],
+            ["a", "2", 7, ""],
+        ],
+    )
+    write(
+        sheets,
+        {"account_name": "a", "post_id": "1", "likes": 6},
+        {"account_name": "a", "post_id": "2", "likes": 8},
+        {"account_name": "a", "post_id": "3", "likes": 9},
+    )
+    totals = data_cell(world, "C3")
+    assert (totals.kind, totals.value) == ("formula", "=SUM(C2:C2)")
+    assert [data_cell(world, f"C{row}").value for row in (2, 4, 5)] == [6, 8, 9]
+    assert 3 not in written_rows(world)
+
+
+def test_update_rows_start_at_the_first_changed_row(world, sheets):
+    write(sheets, *[{"account_name": "a", "post_id": str(n), "likes": n} for n in range(1, 6)])
+    world.reset_stats()
+    write(sheets, {"account_name": "a", "post_id": "4", "likes": 40})
+    assert written_rows(world) == {5, 6}
 
 
 def test_update_rows_add_new_owned_columns_to_the_right(world, sheets):

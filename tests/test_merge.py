@@ -95,3 +95,26 @@ def test_hostile_texts_are_kept_exactly():
     records = [{"account_name": "a", "post_id": str(i), "text": t} for i, t in enumerate(texts)]
     result = merge_posts(pd.DataFrame(), fresh(*records), OWNED)
     assert result.frame["text"].tolist() == texts
+
+
+def test_write_ranges_skip_rows_without_a_post_and_start_at_the_first_change():
+    existing = sheet(
+        ["account_name", "post_id", "likes"],
+        ["a", "1", 1],
+        ["a", "2", 2],
+        [None, None, "=SUM(C2:C3)"],
+        ["a", "3", 3],
+        ["a", "4", 4],
+    )
+    new = fresh(
+        {"account_name": "a", "post_id": "2", "likes": 20},
+        {"account_name": "a", "post_id": "4", "likes": 4},
+        {"account_name": "a", "post_id": "5", "likes": 5},
+    )
+    result = merge_posts(existing, new, OWNED)
+    # Post 2 alone (the totals row ends its run), then only the new post 5: posts 3 and 4
+    # are unchanged and come before it.
+    assert result.write_ranges == [(1, 2), (5, 6)]
+    assert result.header_changed is True  # text, timestamp, ... are new columns
+    unchanged = merge_posts(result.frame, new, OWNED)
+    assert unchanged.write_ranges == [] and not unchanged.changed

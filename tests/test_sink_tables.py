@@ -29,20 +29,21 @@ def test_column_blocks_skip_analyst_columns_between_owned_ones():
     assert blocks == [(1, ["account_name", "post_id"]), (4, ["likes"]), (6, ["views"])]
 
 
-def test_row_chunks_split_large_writes_and_start_after_the_header():
+def test_row_chunks_split_large_writes_into_consecutive_sheet_rows():
     frame = pd.DataFrame({"text": ["x" * 1000] * 50})
-    chunks = list(row_chunks(frame, limit_bytes=10_000))
-    later = list(row_chunks(frame, first_row=40, limit_bytes=10_000))
-    assert later[0][0] == 42 and sum(len(chunk) for _, chunk in later) == 10
+    chunks = list(row_chunks(frame, first_sheet_row=7, limit_bytes=10_000))
     assert sum(len(chunk) for _, chunk in chunks) == 50
-    assert chunks[0][0] == 1
-    starts = [start for start, _ in chunks[1:]]
+    rows = [row for row, _ in chunks]
     sizes = [len(chunk) for _, chunk in chunks]
-    assert starts[0] == sizes[0] + 2
+    assert rows == [7 + sum(sizes[:index]) for index in range(len(sizes))]
+    assert len(chunks) > 3
     assert all(size * 1008 <= 10_000 + 1008 for size in sizes)
+    assert list(row_chunks(frame.iloc[0:0], first_sheet_row=2)) == []
 
 
 def test_row_chunks_count_non_ascii_as_json_escapes():
-    ascii_rows = len(list(row_chunks(pd.DataFrame({"t": ["a" * 100] * 100}), limit_bytes=5_000)))
-    cyrillic_rows = len(list(row_chunks(pd.DataFrame({"t": ["я" * 100] * 100}), limit_bytes=5_000)))
+    ascii_rows = len(list(row_chunks(pd.DataFrame({"t": ["a" * 100] * 100}), 2, limit_bytes=5_000)))
+    cyrillic_rows = len(
+        list(row_chunks(pd.DataFrame({"t": ["я" * 100] * 100}), 2, limit_bytes=5_000))
+    )
     assert cyrillic_rows > ascii_rows

@@ -12,6 +12,7 @@ from typing import Any
 
 import gspread
 import pytest
+from e2e_support import log_lines, run_finished
 from google.oauth2.service_account import Credentials
 
 import sheets_simulator
@@ -441,17 +442,6 @@ def test_health_lists_ok_failing_and_expiring_after_the_refreshes(world, sheets,
 
 
 # ---- end to end: the command against both simulators ------------------------------------------
-
-
-def log_lines(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-
-
-def run_finished(stdout: str) -> dict[str, Any]:
-    """The context of the last line, which must be `run finished`."""
-    lines = log_lines(stdout)
-    assert lines and lines[-1]["msg"] == "run finished", stdout[-2000:]
-    return lines[-1]["context"]
 
 
 def assert_no_token_outside_access_token(stack: LocalStack, *outputs: str) -> None:
