@@ -19,7 +19,14 @@ from pathlib import Path
 from bench_capacity import capacity_section
 from bench_collection import collection_section
 from bench_economy import economy_section
-from bench_report import Section, plain_table, render_markdown, verdict_table
+from bench_report import (
+    FULL_MINUTES,
+    QUICK_MINUTES,
+    Section,
+    plain_table,
+    render_markdown,
+    verdict_table,
+)
 from bench_requests import requests_section
 from bench_sheet_phase import sheet_phase_section
 
@@ -52,10 +59,10 @@ EPILOG = f"""\
 modes (sizes; the budgets are those of issue 7):
   --quick  collection: {QUICK.accounts} accounts x {QUICK.posts} posts; sheets: \
 {"/".join(f"{rows:,}" for rows in QUICK.sheet_rows)} rows;
-           about 2 minutes (the default)
+           about {QUICK_MINUTES} min on 2 cores (the default)
   --full   collection: {FULL.accounts} accounts x {FULL.posts} posts; sheets: \
 {"/".join(f"{rows:,}" for rows in FULL.sheet_rows)} rows;
-           about 7 minutes on 2 cores
+           about {FULL_MINUTES} min on 2 cores
 
 sections (--only NAME, repeatable):
   collection  Collector over HTTP at THREADS_CONCURRENCY 1/4/8/16, 100 ms latency:
