@@ -33,6 +33,7 @@ SHEETS_TIMEOUT_S = 120.0
 SHEETS_BACKOFF_FACTOR_S = 2.0  # 429 means the per-minute quota: wait 4, 8, 16, 32 s
 MAX_CELLS = 10_000_000  # per spreadsheet, all tabs together
 NEW_SHEET_ROWS, NEW_SHEET_COLUMNS = 1000, 26
+GRID_ROW_STEP = 1000
 # Read strings and numbers as stored; dates analysts typed come back as they see them.
 READ_PARAMS = {"valueRenderOption": "UNFORMATTED_VALUE", "dateTimeRenderOption": "FORMATTED_STRING"}
 
@@ -190,12 +191,17 @@ class GoogleSheetsSink:
 
     def _ensure_grid(self, worksheet: gspread.Worksheet, rows: int, columns: int) -> None:
         """Grow the grid once, up front, so no write can fail half-way on the cell limit."""
-        rows, columns = max(rows, worksheet.row_count), max(columns, worksheet.col_count)
-        if (rows, columns) == (worksheet.row_count, worksheet.col_count):
+        needed_rows, columns = max(rows, worksheet.row_count), max(columns, worksheet.col_count)
+        if (needed_rows, columns) == (worksheet.row_count, worksheet.col_count):
             return
         other_cells = sum(
             ws.row_count * ws.col_count for ws in self._worksheets.values() if ws.id != worksheet.id
         )
+        # Grow in steps of GRID_ROW_STEP rows, so most later runs that add a few posts need
+        # no resize request; without the headroom when only the exact size fits the limit.
+        rows = -(-needed_rows // GRID_ROW_STEP) * GRID_ROW_STEP
+        if other_cells + rows * columns > MAX_CELLS:
+            rows = needed_rows
         if other_cells + rows * columns > MAX_CELLS:
             raise SinkError(
                 f"the spreadsheet would need {other_cells + rows * columns:,} cells, over Google's "

@@ -276,3 +276,13 @@ def test_sheets_429_on_the_first_write_is_retried_over_real_http(tmp_path):
     assert world.values(SHEET_ID, DATA_SHEET)[1][:2] == ["a", "9"]
     puts = [path for method, path, *_ in world.stats.log if method == "PUT"]
     assert len(puts) == 2 and puts[0] == puts[1]
+
+
+def test_update_rows_grow_the_grid_with_headroom_so_new_posts_need_no_resize(world, sheets):
+    write(sheets, *[{"account_name": "a", "post_id": str(n)} for n in range(1100)])
+    assert world.sheet(SHEET_ID, DATA_SHEET).row_count == 2000
+    world.reset_stats()
+    write(sheets, {"account_name": "a", "post_id": "new-1"}, {"account_name": "a", "post_id": "n2"})
+    batch_updates = [entry for entry in world.stats.log if entry[2] == "batch_update"]
+    assert len(batch_updates) == 1  # the formatting; no resize
+    assert len(world.values(SHEET_ID, DATA_SHEET)) == 1103
