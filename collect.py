@@ -123,16 +123,17 @@ class Collector:
     # -- rows and outcomes (shared by the workers, so behind the lock) --
 
     def _put_row(self, account: str, post_id: str, values: dict[str, Any]) -> None:
+        """Add fetched values to a post's fresh row (workers share the rows: locked)."""
         with self._lock:
             row = self._rows.setdefault((account, post_id), {})
             row.update(values)
 
-    def _fail(self, account: Account, error: ThreadsError, where: str) -> None:
+    def _fail(self, account: Account, error: ThreadsError, action: str) -> None:
         """Record an account failure; a token error or throttling blocks the account."""
         outcome = self.outcomes[account.name]
         with self._lock:
             first = outcome.error is None
-            outcome.error = outcome.error or f"{where}: {error.describe()}"
+            outcome.error = outcome.error or f"{action}: {error.describe()}"
             outcome.blocked = outcome.blocked or error.is_token_error or error.is_throttled
         if not first:
             return
@@ -142,8 +143,12 @@ class Collector:
             message = "%s is throttled by Threads (%s); the next run continues"
         else:
             message = "fetching %s failed (%s)"
-        where_ = context(account=account.name, action=where)
-        log.error(message, account.name, error.describe(), extra=where_)
+        log.error(
+            message,
+            account.name,
+            error.describe(),
+            extra=context(account=account.name, action=action),
+        )
 
     # -- the work of one task --
 
