@@ -84,12 +84,11 @@ class AccountOutcome:
 
     error: str | None = None
     blocked: bool = False  # token refused or throttled: start nothing more for it this run
-    insights_planned: int = 0
 
 
 @dataclass
 class CollectResult:
-    """Fresh rows for the merge, the updated state, and each account's outcome."""
+    """Fresh rows for the merge and each account's outcome (the state is updated in place)."""
 
     frame: pd.DataFrame
     outcomes: dict[str, AccountOutcome] = field(default_factory=dict)

@@ -24,8 +24,9 @@ def owned_columns(post_fields: list[str] | tuple[str, ...]) -> list[str]:
     return [*KEY_COLUMNS, *fields, *INSIGHT_METRICS, UPDATED_AT]
 
 
-def normalize_post_id(value: object) -> str | None:
-    """A post id as text; a number (an old sheet written without quoting) becomes digits."""
+def key_text(value: object) -> str | None:
+    """A key cell as stripped text; a number (an id an old sheet stored unquoted) becomes
+    digits; blank is missing."""
     if value is None or (isinstance(value, float) and value != value):
         return None
     if isinstance(value, float) and value.is_integer():
@@ -38,12 +39,8 @@ def normalize_keys(frame: pd.DataFrame) -> pd.DataFrame:
     """Make account_name and post_id comparable text (missing stays missing)."""
     frame = frame.copy()
     for column in KEY_COLUMNS:
-        if column not in frame.columns:
-            frame[column] = None
-    frame["post_id"] = frame["post_id"].map(normalize_post_id).astype(object)
-    frame["account_name"] = (
-        frame["account_name"].map(lambda name: normalize_post_id(name)).astype(object)
-    )
+        values = frame[column] if column in frame.columns else pd.Series(None, index=frame.index)
+        frame[column] = values.map(key_text).astype(object)
     return frame
 
 

@@ -83,7 +83,6 @@ class StateStore:
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
-        self._lock_file: Any = None
 
     @contextlib.contextmanager
     def locked(self, wait_s: float = LOCK_WAIT_S) -> Iterator[StateStore]:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from collect import utc_iso
 from local_stack import SPREADSHEET_ID, LocalStack
 from sheets_simulator import col_letters
 from sink import ACCOUNTS_SHEET, DATA_SHEET
@@ -69,12 +70,7 @@ class FetchedAt:
         return hash(self.after)
 
     def __repr__(self) -> str:
-        return f"FetchedAt(after={utc_text(self.after)})"
-
-
-def utc_text(epoch: float) -> str:
-    """Unix time as the updated_at text format."""
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"FetchedAt(after={utc_iso(self.after)})"
 
 
 # ---- the oracle --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from e2e_support import log_lines
 
 import threads_simulator as sim
 from local_stack import local_stack
@@ -43,7 +44,7 @@ def sync(stack, capsys, *argv: str, **env: str) -> tuple[int, list[dict]]:
     args = build_parser().parse_args(["run", *argv])
     code = run_command(args, stack.env(**env))
     out = capsys.readouterr().out
-    return code, [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return code, log_lines(out)
 
 
 def finished(lines: list[dict]) -> dict:
